@@ -123,7 +123,7 @@ export function failureFromJson(text: unknown): Error {
   }
 }
 
-function rebuild(cls: new (...args: never[]) => Error, f: WireFailure, tb: string): Error {
+function rebuild(cls: abstract new (...args: never[]) => Error, f: WireFailure, tb: string): Error {
   // Constructors may demand arguments we do not have: build the instance without
   // running one, then restore what the server sent.
   const err = Object.create(cls.prototype) as Error & Record<string, unknown>;
