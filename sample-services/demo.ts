@@ -59,10 +59,11 @@ export async function runDemo(url = process.env.RPC_TRANSPORT_URL ?? 'memory://'
     await expectError('invalid DTO', () => compute.create({ name: '', vcpus: 0 }), ValidationError);
     await expectError('registered error', () => compute.$to('compute-1').create({ name: 'huge', vcpus: 60 }), QuotaExceeded);
   } finally {
-    await client.close();
+    // Servers first: a handler still running (the timed-out migrate) can then still reply.
     await scheduler.stop();
-    await schedulerClient.close();
     await Promise.all(computes.map((a) => a.stop()));
+    await schedulerClient.close();
+    await client.close();
   }
   print('\nstopped cleanly');
 
