@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { Class } from '../decorators/metadata';
-import { RpcClient, DEFAULT_TIMEOUT } from './client/client';
+import { RpcClient, DEFAULT_TIMEOUT, MAX_TIMER_MS } from './client/client';
 import { type Logger, consoleLogger } from './logger';
 import { explore } from './server/explorer';
 import { RpcServer } from './server/server';
@@ -77,7 +77,7 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
 
 function clientSettings(options: ClientOptions, exchange: string, logger: Logger) {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
-  if (!(typeof timeout === 'number' && timeout > 0 && Number.isFinite(timeout))) throw new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);
+  if (!(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_TIMER_MS)) throw new TypeError(`timeout must be a number of ms between 1 and ${MAX_TIMER_MS}, got ${String(timeout)}`);
   return { exchange, timeout, logger };
 }
 

@@ -33,8 +33,9 @@ export function outgoingContext(explicit: Record<string, unknown> | undefined): 
   if (explicit !== undefined && (typeof explicit !== 'object' || explicit === null || Array.isArray(explicit))) {
     throw new TypeError('context must be a plain object');
   }
-  if (explicit) assertJsonSafe(explicit, 'context');
   const ctx: Context = inherited ? { ...inherited, ...explicit } : { ...explicit };
+  // The inherited part too: a handler can put anything into its own context object.
+  assertJsonSafe(ctx, 'context');
   if (typeof ctx.request_id !== 'string' || !ctx.request_id) ctx.request_id = newRequestId();
   return ctx;
 }

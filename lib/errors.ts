@@ -132,6 +132,8 @@ function rebuild(cls: abstract new (...args: never[]) => Error, f: WireFailure, 
     if (k !== '__proto__' && k !== 'constructor' && k !== 'prototype') err[k] = v;
   }
   Object.defineProperty(err, 'name', { value: f.class, writable: true, configurable: true });
+  // No constructor ran, so nothing recorded where the caller received it.
+  Error.captureStackTrace(err, fromWire);
   return withRemoteStack(err, tb);
 }
 

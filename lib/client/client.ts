@@ -50,6 +50,7 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_TIMEOUT = 60_000;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Pending {
   onReply(reply: Reply): void;
@@ -319,10 +320,11 @@ function checkMessage(topic: string, message: RpcMessage): void {
 }
 
 function checkOptions(opts: CallOptions): string | undefined {
-  if (opts.timeout !== undefined && !(typeof opts.timeout === 'number' && opts.timeout > 0 && Number.isFinite(opts.timeout))) {
-    throw new TypeError(`timeout must be a positive number of milliseconds, got ${String(opts.timeout)}`);
+  // Node fires timers above 2^31-1 ms at once; refuse them rather than time out instantly.
+  if (opts.timeout !== undefined && !(typeof opts.timeout === 'number' && opts.timeout > 0 && opts.timeout <= MAX_TIMER_MS)) {
+    throw new TypeError(`timeout must be a number of milliseconds between 1 and ${MAX_TIMER_MS}, got ${String(opts.timeout)}`);
   }
-  if (opts.heartbeat !== undefined && !(typeof opts.heartbeat === 'number' && opts.heartbeat >= 2)) {
+  if (opts.heartbeat !== undefined && !(typeof opts.heartbeat === 'number' && opts.heartbeat >= 2 && opts.heartbeat * 1000 <= MAX_TIMER_MS)) {
     throw new TypeError(`heartbeat must be a number of seconds >= 2 (oslo sends none below that), got ${String(opts.heartbeat)}`);
   }
   if (opts.version !== undefined && !isVersion(opts.version)) throw new TypeError(`version must look like "1.3", got ${JSON.stringify(opts.version)}`);

@@ -115,6 +115,8 @@ export function decodeRequest(body: Buffer): Request {
   for (const key of Object.keys(m)) {
     if (key.startsWith(CONTEXT_PREFIX)) defineOwn(context, key.slice(CONTEXT_PREFIX.length), m[key]);
   }
+  // The context is sent on with every call the handler makes: refuse what would break that.
+  if (depthExceeds(context, MAX_DEPTH)) fail(`the context is nested deeper than ${MAX_DEPTH} levels`);
   const timeout = m._timeout;
   return {
     method: m.method as string,

@@ -89,13 +89,19 @@ function primitive(kind: string, constraint: string, ok: (v: unknown) => boolean
 }
 
 const checkDate: Check = (value, path, details) => {
-  if (typeof value === 'string' && ISO_DATE.test(value)) {
+  if (typeof value === 'string' && ISO_DATE.test(value) && isCalendarDate(value)) {
     const d = new Date(value);
     if (!Number.isNaN(d.getTime())) return d;
   }
   details.push({ property: path, constraints: { isDate: `${path} must be an ISO 8601 date string, got ${describe(value)}` } });
   return value;
 };
+
+/** `new Date('2023-02-30')` silently rolls over to March 1st; an impossible day is refused instead. */
+function isCalendarDate(iso: string): boolean {
+  const [y, m, d] = iso.slice(0, 10).split('-').map(Number);
+  return m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+}
 
 const passThrough: Check = (value) => value;
 

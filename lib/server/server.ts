@@ -9,7 +9,7 @@
  * duplicate window (the last 16 `_unique_id`s per subscription) drops repeats.
  */
 import type { Logger } from '../logger';
-import { runWithContext } from '../context';
+import { newRequestId, runWithContext } from '../context';
 import { toWire, CourierError } from '../errors';
 import { type Request, DecodeError, decodeRequest, encodeReply, failureText } from '../protocol/envelope';
 import type { Delivery, Subscription, Transport } from '../transport/transport';
@@ -18,6 +18,7 @@ import type { Endpoint } from './explorer';
 import { instanceToPlain } from 'class-transformer';
 
 const DUPLICATE_WINDOW = 16;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The request could not be read; reported to callers that can still be reached. */
 class MalformedMessage extends CourierError {}
@@ -132,6 +133,8 @@ class TopicServer {
       d.reject(false); // as oslo does: undecodable input is dropped, never requeued forever
       return;
     }
+    // Courier callers always send one; an oslo or hand-made peer may not.
+    if (typeof req.context.request_id !== 'string' || !req.context.request_id) req.context.request_id = newRequestId();
     if (req.uniqueId !== undefined && this.isDuplicate(req.uniqueId)) {
       this.options.logger.warn(`${this.label}: dropped a duplicate of message ${req.uniqueId} (method ${req.method})`);
       d.ack();
@@ -194,9 +197,11 @@ class TopicServer {
   private startHeartbeat(req: Request, replyQ: string, msgId: string): () => void {
     const t = req.monitorTimeout;
     if (t === null || t < 2) return noop;
+    // Above 2^31-1 ms Node fires every 1 ms instead: a huge `_timeout` must not flood the caller.
+    const every = Math.min(Math.floor(t / 2) * 1000, MAX_TIMER_MS);
     const timer = setInterval(() => {
       void this.sendReply(replyQ, msgId, null, null, false);
-    }, Math.floor(t / 2) * 1000);
+    }, every);
     return () => clearInterval(timer);
   }
 
@@ -252,7 +257,8 @@ async function drain(it: AsyncIterable<unknown>): Promise<void> {
 }
 
 function describeError(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  // toWire's text for a thrown string or undefined says what happened, not just "undefined".
+  return err instanceof Error ? `${err.name}: ${err.message}` : toWire(err).message;
 }
 
 function noop(): void {}
