@@ -33,6 +33,7 @@ export function outgoingContext(explicit: Record<string, unknown> | undefined): 
   if (explicit !== undefined && (typeof explicit !== 'object' || explicit === null || Array.isArray(explicit))) {
     throw new TypeError('context must be a plain object');
   }
+  if (inherited === undefined && explicit === undefined) return { request_id: newRequestId() }; // the hot path
   const ctx: Context = inherited ? { ...inherited, ...explicit } : { ...explicit };
   // The inherited part too: a handler can put anything into its own context object.
   assertJsonSafe(ctx, 'context');

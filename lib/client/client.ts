@@ -10,7 +10,7 @@
  */
 import type { Logger } from '../logger';
 import { outgoingContext } from '../context';
-import { RpcTimeoutError, VersionCapError, failureFromJson } from '../errors';
+import { RpcTimeoutError, UndeliverableError, VersionCapError, failureFromJson } from '../errors';
 import { type Reply, decodeReply, encodeRequest, newId } from '../protocol/envelope';
 import { isCompatible, isVersion } from '../protocol/version';
 import type { PublishTarget, Transport } from '../transport/transport';
@@ -55,6 +55,8 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 interface Pending {
   onReply(reply: Reply): void;
   fail(err: unknown): void;
+  /** Where the request went (`topic` or `topic.server`), for error messages. */
+  where: string;
 }
 
 export class RpcClient {
@@ -67,7 +69,12 @@ export class RpcClient {
   constructor(
     private readonly transport: Transport,
     private readonly options: ClientOptions,
-  ) {}
+  ) {
+    transport.onReturn((msgId) => {
+      const p = this.pending.get(msgId);
+      p?.fail(new UndeliverableError(`no queue is bound for ${JSON.stringify(p.where)}: no server is subscribed to that topic or host`));
+    });
+  }
 
   /** A typed client for the `@RpcService` class `cls`. */
   proxy<T>(cls: Class<T>, options: ProxyOptions = {}): RpcProxy<T> {
@@ -132,12 +139,14 @@ export class RpcClient {
     if (waiter) {
       const replyQ = this.replyQ ?? (await this.replyQueue());
       call = { msgId: waiter.msgId, replyQ, monitorTimeout: opts.heartbeat ?? null, stream };
+      waiter.where = opts.server ? `${topic}.${opts.server}` : topic;
       this.pending.set(waiter.msgId, waiter);
       waiter.arm();
     }
     const body = encodeRequest({ method: message.method, args: message.args ?? {}, namespace: opts.namespace, version, uniqueId, call, context });
     const target: PublishTarget = { exchange: opts.exchange ?? this.options.exchange, topic, server: opts.server, fanout };
-    await this.transport.publish(target, body, { id: uniqueId, expirationMs: waiter ? waiter.timeout : undefined });
+    if (waiter) await this.transport.publish(target, body, { id: waiter.msgId, expirationMs: waiter.timeout, confirm: false });
+    else await this.transport.publish(target, body, { id: uniqueId });
   }
 
   private replyQueue(): Promise<string> {
@@ -172,6 +181,7 @@ function isHeartbeat(r: Reply): boolean {
 
 class PendingCall implements Pending {
   readonly msgId = newId();
+  where = '';
   private timer?: NodeJS.Timeout;
   private monitor?: NodeJS.Timeout;
   private result: unknown = null;
@@ -224,6 +234,7 @@ class PendingCall implements Pending {
 /** The receiving end of a multicall: an async iterator fed by replies. */
 class PendingStream<Y> implements Pending, AsyncIterator<Y> {
   readonly msgId = newId();
+  where = '';
   private readonly items: Y[] = [];
   private error?: unknown;
   private ended = false;

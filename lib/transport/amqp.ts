@@ -122,6 +122,7 @@ class SharedConnection {
   connected = true;
   closed = false;
   readonly pool: PublisherPool;
+  readonly direct: DirectPublisher;
   private admin: Promise<Channel> | null = null;
 
   private constructor(
@@ -129,8 +130,10 @@ class SharedConnection {
     readonly model: RecoveringChannelModel,
     readonly displayUrl: string,
     poolSize: number,
+    readonly logger: Logger,
   ) {
     this.pool = new PublisherPool(this, poolSize);
+    this.direct = new DirectPublisher(this);
   }
 
   static async open(key: string, config: AmqpConfig, logger: Logger, poolSize: number): Promise<SharedConnection> {
@@ -178,7 +181,7 @@ class SharedConnection {
       throw new Error(`cannot connect to RabbitMQ at ${config.displayUrl}: ${why}`, { cause: lastFailure ?? err });
     }
 
-    const conn = new SharedConnection(key, model, config.displayUrl, poolSize);
+    const conn = new SharedConnection(key, model, config.displayUrl, poolSize, logger);
     model.on('disconnect', (err: Error) => {
       conn.connected = false;
       conn.generation++;
@@ -203,6 +206,7 @@ class SharedConnection {
     if (entry) registry.delete(this.key);
     this.closed = true;
     this.pool.close();
+    this.direct.close();
     await this.model.close().catch(noop);
   }
 
@@ -447,6 +451,100 @@ class PublisherPool {
   }
 }
 
+const RESOLVED = Promise.resolve();
+let replySenderCount = 0;
+
+/**
+ * Calls and replies go on one plain channel, without publisher confirms: a call's
+ * end-to-end acknowledgement is its reply (and its timeout), and a server could do
+ * nothing with a reply's confirm but log it. Both are still mandatory, so a call to a
+ * topic nobody serves comes back at once: its message id goes to the transports'
+ * return listeners, and the waiting call fails with UndeliverableError. The write
+ * buffer's back-pressure ('drain') is honoured, so a fast stream cannot flood memory.
+ */
+class DirectPublisher {
+  readonly returnListeners = new Set<(id: string) => void>();
+  /** Reply tag (`reply-sender-<n>`) -> the transport that sends replies under it. */
+  readonly replySenders = new Map<string, AmqpTransport>();
+  private ch: Channel | null = null;
+  private opening: Promise<Channel> | null = null;
+  private drained: Promise<void> | null = null;
+  private closed = false;
+  private readonly props: Options.Publish = {
+    mandatory: true,
+    contentType: 'application/json',
+    contentEncoding: 'utf-8',
+    deliveryMode: 2,
+    priority: 0,
+    headers: {},
+    messageId: undefined,
+    expiration: undefined,
+  };
+
+  constructor(private readonly conn: SharedConnection) {}
+
+  send(exchange: string, key: string, body: Buffer, id: string | undefined, expiration: string | undefined): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`the connection to ${this.conn.displayUrl} is closed`));
+    const ch = this.ch;
+    if (ch === null) return this.channel().then(() => this.send(exchange, key, body, id, expiration));
+    if (this.drained !== null) return this.drained.then(() => this.send(exchange, key, body, id, expiration));
+    const props = this.props;
+    props.messageId = id;
+    props.expiration = expiration;
+    let ok: boolean;
+    try {
+      ok = ch.publish(exchange, key, body, props);
+    } catch {
+      // The channel is closing under us: send again on the next one.
+      if (this.ch === ch) this.ch = null;
+      return this.channel().then(() => this.send(exchange, key, body, id, expiration));
+    }
+    if (!ok) this.drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        ch.removeListener('drain', done);
+        ch.removeListener('close', done);
+        this.drained = null;
+        resolve();
+      };
+      ch.once('drain', done);
+      ch.once('close', done);
+    });
+    return RESOLVED;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private channel(): Promise<Channel> {
+    if (this.ch !== null) return Promise.resolve(this.ch);
+    this.opening ??= this.conn
+      .openChannel(() => this.conn.model.createChannel())
+      .then((ch) => {
+        ch.on('error', noop); // the close that follows is what matters
+        ch.on('close', () => {
+          if (this.ch === ch) this.ch = null;
+        });
+        ch.on('return', (msg: Message) => {
+          const id: unknown = msg.properties.messageId;
+          if (typeof id !== 'string') return;
+          // Replies carry their sender's tag, so the drop is logged where it happened.
+          const sender = this.replySenders.get(id);
+          if (sender) sender.replyDropped(msg.fields.routingKey);
+          else for (const listener of this.returnListeners) listener(id);
+        });
+        this.ch = ch;
+        this.opening = null;
+        if (this.closed) ch.close().catch(noop);
+        return ch;
+      })
+      .finally(() => {
+        this.opening = null;
+      });
+    return this.opening;
+  }
+}
+
 function undeliverable(exchange: string, key: string, missingExchange = false): UndeliverableError {
   if (missingExchange) return new UndeliverableError(`exchange "${exchange}" does not exist, so no queue is bound for routing key "${key}" (no server is subscribed)`);
   if (key === '') return new UndeliverableError(`no queue is bound to fanout exchange "${exchange}": no server is subscribed to the fanout of its topic`);
@@ -474,6 +572,8 @@ class AmqpTransport implements Transport {
   private declaredGeneration: number;
   private readonly declaring = new Map<string, Promise<void>>();
   private readonly subscriptions = new Set<AmqpSubscription>();
+  private readonly returnListeners: Array<(id: string) => void> = [];
+  private readonly replyTag = `reply-sender-${++replySenderCount}`;
   private replyStart: Promise<string> | null = null;
   private replyConsumer: ReplyConsumer | null = null;
 
@@ -489,6 +589,7 @@ class AmqpTransport implements Transport {
   ) {
     this.displayUrl = config.displayUrl;
     this.declaredGeneration = conn.generation;
+    conn.direct.replySenders.set(this.replyTag, this);
     const sharedArgs: Record<string, unknown> = {};
     if (quorum) {
       sharedArgs['x-queue-type'] = 'quorum';
@@ -533,10 +634,17 @@ class AmqpTransport implements Transport {
     }
     const ms = options.expirationMs;
     const expiration = ms === undefined ? undefined : String(ms > 0 ? Math.floor(ms) : 0);
-    if (this.declaredGeneration === this.conn.generation && this.declared.has(exchange)) {
-      return this.conn.pool.send(exchange, key, body, options.id, expiration, this);
-    }
-    return this.declare(exchange, target.fanout === true).then(() => this.conn.pool.send(exchange, key, body, options.id, expiration, this));
+    const send =
+      options.confirm === false
+        ? () => this.conn.direct.send(exchange, key, body, options.id, expiration)
+        : () => this.conn.pool.send(exchange, key, body, options.id, expiration, this);
+    if (this.declaredGeneration === this.conn.generation && this.declared.has(exchange)) return send();
+    return this.declare(exchange, target.fanout === true).then(send);
+  }
+
+  onReturn(listener: (id: string) => void): void {
+    this.conn.direct.returnListeners.add(listener);
+    this.returnListeners.push(listener);
   }
 
   replyQueue(onReply: (body: Buffer) => void): Promise<string> {
@@ -561,7 +669,7 @@ class AmqpTransport implements Transport {
 
   reply(replyQueue: string, body: Buffer): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`transport ${this.displayUrl} is closed`));
-    return this.conn.pool.send('', replyQueue, body, undefined, undefined, this);
+    return this.conn.direct.send('', replyQueue, body, this.replyTag, undefined);
   }
 
   close(): Promise<void> {
@@ -571,6 +679,8 @@ class AmqpTransport implements Transport {
         await Promise.all([...this.subscriptions].map((s) => s.close()));
         if (this.replyStart !== null) await this.replyStart.catch(noop);
         if (this.replyConsumer !== null) await this.replyConsumer.close();
+        for (const l of this.returnListeners) this.conn.direct.returnListeners.delete(l);
+        this.conn.direct.replySenders.delete(this.replyTag);
         await this.conn.release();
       })();
     }

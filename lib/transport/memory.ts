@@ -207,6 +207,10 @@ class MemoryTransport implements Transport {
     for (const q of queues) q.push({ body, expiresAt, redelivered: false });
   }
 
+  onReturn(): void {
+    // Routing is known synchronously here: an unroutable publish rejects at once.
+  }
+
   async replyQueue(onReply: (body: Buffer) => void): Promise<string> {
     this.assertOpen();
     if (this.replyQueueName) return this.replyQueueName;

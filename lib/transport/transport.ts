@@ -55,10 +55,16 @@ export interface PublishTarget {
 }
 
 export interface PublishOptions {
-  /** Unique per message (the envelope's `_unique_id`); correlates a returned message. */
+  /** Unique per message; correlates a returned message (for calls: the `_msg_id`). */
   id: string;
   /** Drop the request if no consumer takes it within this many ms (calls). */
   expirationMs?: number;
+  /**
+   * Wait for the broker's publisher confirm (default true). Calls pass false: their reply
+   * is the end-to-end acknowledgement, and a returned call is reported through
+   * `onReturn` instead of this promise.
+   */
+  confirm?: boolean;
 }
 
 export interface Transport {
@@ -84,7 +90,13 @@ export interface Transport {
    */
   replyQueue(onReply: (body: Buffer) => void): Promise<string>;
 
-  /** Publish a reply. A reply whose queue is gone is logged and dropped. */
+  /**
+   * Be told the id of every unconfirmed request the broker returned (no queue bound).
+   * A transport that knows at publish time rejects the publish promise instead.
+   */
+  onReturn(listener: (id: string) => void): void;
+
+  /** Publish a reply (unconfirmed: nobody could act on a failure). A reply whose queue is gone is logged and dropped. */
   reply(replyQueue: string, body: Buffer): Promise<void>;
 
   /** Cancel the reply consumer, delete the reply queue, release the connection. */

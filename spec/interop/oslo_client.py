@@ -7,9 +7,10 @@ Run with the Debian interpreter (python3-oslo.messaging 14.0.3):
         --topic T [--url URL] [--exchange openstack] [--server S]
         [--version X.Y] [--namespace NS] [--timeout SECONDS]
         [--monitor SECONDS] [--context JSON] [--allowed-exmods m1,m2]
-        [--retry N] [--keep-reply-queue] [--debug]
+        [--retry N] [--deadline SECONDS] [--keep-reply-queue] [--debug]
 
-    ACTION       call | cast | fanout   (fanout = cast with prepare(fanout=True))
+    ACTION       call | cast | fanout   (fanout = cast with prepare(fanout=True);
+                 --timeout/--monitor are ignored for cast and fanout)
     METHOD       endpoint method name
     KWARGS_JSON  JSON object of keyword arguments (default {})
 
@@ -28,8 +29,18 @@ stdout: exactly one JSON object on one line, then exit status 0:
      "message": "<first line of value>",
      "elapsed": <seconds>, "reply_queue": "reply_<hex>" | null}
 
+"elapsed" is the time of the call/cast itself (connecting included, Python
+start-up and imports excluded); "reply_queue" is the reply queue the call
+used (deleted again at exit unless --keep-reply-queue), null for casts.
+
 Exit status 2 (and nothing on stdout) for a usage error (bad flags, bad
 JSON). Logs, oslo's included, go to stderr only.
+
+--deadline N: oslo retries connections FOREVER (the reply-queue listener
+ignores --retry), so with the broker down the process would hang. With a
+deadline, after N seconds the script prints
+{"ok": false, "error_class": "DeadlineExceeded", "error_module": "oslo_client",
+ "exc_type": null, ...} and exits 0 at once (os._exit).
 
 Reply-queue cleanup (done unless --keep-reply-queue): oslo declares one reply
 queue per transport, "reply_<uuid4 hex>", lazily on the first call
@@ -56,8 +67,10 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oslo_common  # noqa: E402
 
@@ -106,15 +119,16 @@ def parse_args(argv):
                         'transport')
     p.add_argument('--retry', type=int, default=None,
                    help='oslo retry for connection errors (default: forever)')
+    p.add_argument('--deadline', type=float, default=None,
+                   help='hard limit for the whole process: print a '
+                        'DeadlineExceeded outcome and exit after N s')
     p.add_argument('--keep-reply-queue', action='store_true',
                    help='do not delete the reply queue at exit')
     p.add_argument('--debug', action='store_true', help='DEBUG logs on stderr')
     args = p.parse_args(argv)
     if not args.topic:
         p.error('--topic is required (or OSLO_TOPIC)')
-    if args.action != 'call' and (args.timeout is not None
-                                  or args.monitor is not None):
-        p.error('--timeout/--monitor only apply to call')
+    # --timeout/--monitor only mean something for call; ignored otherwise.
     args.kwargs = _json_object(args.kwargs, 'KWARGS_JSON', p)
     args.context = _json_object(args.context, '--context', p)
     args.allowed_exmods = [m for m in args.allowed_exmods.split(',') if m]
@@ -170,14 +184,46 @@ def run_action(args, client):
     return None
 
 
+_OUTPUT_LOCK = threading.Lock()
+_OUTPUT_DONE = []
+
+
+def emit(out):
+    """Write the single JSON line; later calls are ignored."""
+    with _OUTPUT_LOCK:
+        if _OUTPUT_DONE:
+            return False
+        sys.stdout.write(json.dumps(out, default=repr) + '\n')
+        sys.stdout.flush()
+        _OUTPUT_DONE.append(True)
+        return True
+
+
+def start_deadline(seconds, started):
+    def fire():
+        msg = ('no outcome after %s s (broker unreachable? oslo retries '
+               'connections forever)' % seconds)
+        if emit({'ok': False, 'error_class': 'DeadlineExceeded',
+                 'error_module': 'oslo_client', 'exc_type': None,
+                 'value': msg, 'message': msg,
+                 'elapsed': round(time.monotonic() - started, 3),
+                 'reply_queue': None}):
+            os._exit(0)
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
 def main(argv=None):
     args = parse_args(argv)
     oslo_common.setup_logging(args.debug)
+    started = time.monotonic()
+    if args.deadline:
+        start_deadline(args.deadline, started)
 
     import oslo_messaging
     conf = oslo_common.load_conf()
 
-    started = time.monotonic()
     transport = None
     reply_q = None
     try:
@@ -186,6 +232,7 @@ def main(argv=None):
         target = oslo_messaging.Target(topic=args.topic,
                                        exchange=args.exchange)
         client = oslo_messaging.get_rpc_client(transport, target)
+        started = time.monotonic()  # "elapsed" covers the action only
         result = run_action(args, client)
         out = {'ok': True, 'result': result}
     except Exception as exc:  # every outcome becomes JSON
@@ -209,8 +256,7 @@ def main(argv=None):
             LOG.warning('could not delete reply queue %s', reply_q,
                         exc_info=True)
 
-    sys.stdout.write(json.dumps(out, default=repr) + '\n')
-    sys.stdout.flush()
+    emit(out)
     return 0
 
 

@@ -25,6 +25,7 @@ import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 sys.path.insert(0, HERE)
 import oslo_common  # noqa: E402
 

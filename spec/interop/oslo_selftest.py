@@ -22,6 +22,7 @@ import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 sys.path.insert(0, HERE)
 import oslo_common  # noqa: E402
 
@@ -212,7 +213,7 @@ def main():
               '--timeout', '3')
         check('heartbeats do not extend --timeout 3 (sleep 5)',
               r['error_class'] == 'MessagingTimeout'
-              and 2.9 < r['elapsed'] < 4, r)
+              and 2.9 < r['elapsed'] < 4.5, r)
         r = c('call', 'sleep', {'seconds': 1.5}, '--timeout', '1')
         check('call timeout -> MessagingTimeout after ~1 s',
               r['error_class'] == 'MessagingTimeout'

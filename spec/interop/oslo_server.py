@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oslo_common  # noqa: E402
 
@@ -218,10 +219,10 @@ def main(argv=None):
     try:
         server.start()
         started = True
-        wait_until_consuming(
-            conf, args.url,
-            ['%s.%s' % (args.topic, args.server), _fanout_queue_name(server)],
-            args.ready_timeout)
+        queues = ['%s.%s' % (args.topic, args.server),
+                  _fanout_queue_name(server)]
+        LOG.debug('waiting for consumers on %s', queues)
+        wait_until_consuming(conf, args.url, queues, args.ready_timeout)
     except Exception:
         LOG.exception('oslo server failed to start')
         if started:

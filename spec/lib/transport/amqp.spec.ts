@@ -418,6 +418,8 @@ describe('AMQP transport (real RabbitMQ)', function () {
       extraTransports.push(server);
       const missing = `reply_${randomBytes(16).toString('hex')}`;
       await server.reply(missing, Buffer.from('{}'));
+      // Replies are unconfirmed: the broker's return arrives a moment later.
+      for (let i = 0; i < 200 && !logger.warnings.join('\n').includes(missing); i++) await new Promise((r) => setTimeout(r, 10));
       expect(logger.warnings.join('\n')).to.include(missing);
     });
   });
