@@ -29,7 +29,8 @@
  * it allocates a promise and a confirm callback, and reuses one property object.
  */
 import * as amqplib from 'amqplib';
-import type { Channel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
+import type { Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
 import { UndeliverableError } from '../errors';
@@ -164,6 +165,7 @@ class SharedConnection {
         waitForConnect: false,
       },
     });
+    model.on('connect', coalesceWrites);
     let lastFailure: Error | undefined;
     model.on('connect-failed', (err: Error) => {
       lastFailure = err;
@@ -275,6 +277,32 @@ class SharedConnection {
       }
     }
   }
+}
+
+/**
+ * amqplib hands the socket one write per frame batch, and with TCP_NODELAY on each one
+ * is a syscall and often a packet of its own: profiles showed a third of the process's
+ * time in socket writes. Corking the socket at the first write of a tick and uncorking
+ * it on the next tick turns everything written in one turn of the event loop (many
+ * publishes, acks and replies) into a single writev, without delaying any of it.
+ */
+function coalesceWrites(model: ChannelModel): void {
+  const socket = (model.connection as unknown as { stream?: Writable }).stream;
+  if (!socket || typeof socket.cork !== 'function') return;
+  const write = socket.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function (this: Writable, ...args: Parameters<Writable['write']>): boolean {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  } as Writable['write'];
 }
 
 // ---------------------------------------------------------------------------------------
