@@ -27,8 +27,38 @@ interface Consumer {
   deliver(message: StoredMessage, queue: MemoryQueue): void;
 }
 
+/** A FIFO with O(1) shift: Array#shift is linear on long arrays, and casts can pile up. */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  unshift(item: T): void {
+    if (this.head > 0) this.items[--this.head] = item;
+    else this.items.unshift(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head === this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
 class MemoryQueue {
-  readonly messages: StoredMessage[] = [];
+  readonly messages = new Fifo<StoredMessage>();
   readonly consumers: Consumer[] = [];
   private next = 0;
   private scheduled = false;
@@ -205,6 +235,9 @@ class MemoryTransport implements Transport {
     }
     const expiresAt = options.expirationMs === undefined ? FOREVER : Date.now() + options.expirationMs;
     for (const q of queues) q.push({ body, expiresAt, redelivered: false });
+    // A broker's confirm arrives on a later turn; resolving in this one would let a tight
+    // `await cast()` loop run on microtasks alone and starve every consumer.
+    if (options.confirm !== false) await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   onReturn(): void {
