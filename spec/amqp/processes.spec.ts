@@ -30,7 +30,7 @@ function spawnWorker(topic: string, host: string): Promise<ChildProcess> {
 
 function stopWorker(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
@@ -90,6 +90,23 @@ describe('RabbitMQ across processes', function () {
   it('times out a call whose handler outlives the timeout', async () => {
     const err = await client.call(topic, { method: 'sleep', args: { ms: 1500 } }, { timeout: 300 }).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(RpcTimeoutError);
+  });
+
+  it('fails a call early when its server dies and the call-monitor heartbeats stop', async () => {
+    const victim = await spawnWorker(topic, 'doomed');
+    try {
+      const t0 = Date.now();
+      const call = client.call(topic, { method: 'sleep', args: { ms: 20_000 } }, { server: 'doomed', heartbeat: 2, timeout: 30_000 }).catch((e: unknown) => e);
+      await sleep(2500); // at least one heartbeat has arrived by now (every 1 s)
+      victim.kill('SIGKILL');
+      const err = await call;
+      expect(err).to.be.instanceOf(RpcTimeoutError);
+      expect((err as Error).message).to.match(/no heartbeat/);
+      expect(Date.now() - t0).to.be.below(8000); // not the 30 s timeout
+    } finally {
+      await stopWorker(victim);
+      await deleteTopology({ name: 'amqp', url: AMQP_URL }, { queues: [`${topic}.doomed`] }).catch(() => {});
+    }
   });
 
   it('fails a call to a host that does not exist with UndeliverableError, at once', async () => {
