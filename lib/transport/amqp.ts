@@ -335,14 +335,14 @@ class Pending {
   ) {}
 }
 
-class PublisherPool {
-  private readonly slots: (PoolChannel | null)[];
-  private readonly opening: (Promise<PoolChannel> | null)[];
-  private next = 0;
-  private closed = false;
-  // amqplib encodes the properties synchronously inside publish(), so one object,
-  // refilled per message, saves an allocation per publish. The fixed part is oslo's.
-  private readonly props: Options.Publish = {
+/**
+ * oslo's properties on every publish (oslo-wire.md section 5), plus `message_id` to
+ * correlate returns. amqplib encodes them synchronously inside publish(), so each
+ * publisher keeps one object and refills `messageId`/`expiration` per message instead
+ * of allocating one.
+ */
+function publishProperties(): Options.Publish {
+  return {
     mandatory: true,
     contentType: 'application/json',
     contentEncoding: 'utf-8',
@@ -352,6 +352,14 @@ class PublisherPool {
     messageId: undefined,
     expiration: undefined,
   };
+}
+
+class PublisherPool {
+  private readonly slots: (PoolChannel | null)[];
+  private readonly opening: (Promise<PoolChannel> | null)[];
+  private next = 0;
+  private closed = false;
+  private readonly props = publishProperties();
 
   constructor(
     private readonly conn: SharedConnection,
@@ -498,16 +506,7 @@ class DirectPublisher {
   private opening: Promise<Channel> | null = null;
   private drained: Promise<void> | null = null;
   private closed = false;
-  private readonly props: Options.Publish = {
-    mandatory: true,
-    contentType: 'application/json',
-    contentEncoding: 'utf-8',
-    deliveryMode: 2,
-    priority: 0,
-    headers: {},
-    messageId: undefined,
-    expiration: undefined,
-  };
+  private readonly props = publishProperties();
 
   constructor(private readonly conn: SharedConnection) {}
 

@@ -7,35 +7,16 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { createClient, RpcTimeoutError, UndeliverableError } from '../../index';
 import type { RpcClient } from '../../lib/client/client';
+import { spawnReady, stopProcess } from '../support/processes';
 import { AMQP_URL, deleteTopology, sleep, topicQueues, uniqueName } from '../support/transports';
 
 const WORKER = join(__dirname, 'fixtures', 'worker.js');
 
 function spawnWorker(topic: string, host: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [WORKER], {
-    env: { ...process.env, WORKER_URL: AMQP_URL, WORKER_TOPIC: topic, WORKER_HOST: host },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${host} did not start`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('READY')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`worker ${host} exited with ${code}`)));
-  });
+  return spawnReady(`worker ${host}`, process.execPath, [WORKER], { ...process.env, WORKER_URL: AMQP_URL, WORKER_TOPIC: topic, WORKER_HOST: host });
 }
 
-function stopWorker(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-  });
-}
+const stopWorker = (child: ChildProcess) => stopProcess(child, 10_000);
 
 describe('RabbitMQ across processes', function () {
   this.timeout(60_000);

@@ -4,12 +4,13 @@
  * Courier proxies calling a Python RPCServer. The Python side is oslo_client.py and
  * oslo_server.py beside this file.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { type App, RemoteError, RpcError, RpcMethod, RpcService, RpcTimeoutError, createClient, currentContext, start } from '../../index';
 import type { RpcClient } from '../../lib/client/client';
+import { spawnReady, stopProcess } from '../support/processes';
 import { AMQP_URL, deleteTopology, sleep, topicQueues, uniqueName } from '../support/transports';
 
 const PY = '/usr/bin/python3';
@@ -35,29 +36,10 @@ async function pyClient(action: 'call' | 'cast' | 'fanout', topic: string, metho
 function pyServer(topic: string, server: string): Promise<ChildProcess> {
   // A call that timed out leaves a late reply oslo would retry for 60 s, stalling its stop.
   const url = `${OSLO_URL}${OSLO_URL.includes('?') ? '&' : '?'}kombu_missing_consumer_retry_timeout=1`;
-  const child = spawn(PY, [join(HERE, 'oslo_server.py'), '--topic', topic, '--server', server, '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`oslo server did not start: ${err}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('READY')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`oslo server exited with ${code}: ${err}`)));
-  });
+  return spawnReady('oslo server', PY, [join(HERE, 'oslo_server.py'), '--topic', topic, '--server', server, '--url', url]);
 }
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
-  });
-}
+const stop = (child: ChildProcess) => stopProcess(child);
 
 describe('interop: a Python oslo.messaging RPCClient calls a Courier service', function () {
   this.timeout(60_000);
