@@ -12,8 +12,8 @@ import { AMQP_URL, deleteTopology, sleep, topicQueues, uniqueName } from '../sup
 
 const WORKER = join(__dirname, 'fixtures', 'worker.js');
 
-function spawnWorker(topic: string, host: string): Promise<ChildProcess> {
-  return spawnReady(`worker ${host}`, process.execPath, [WORKER], { ...process.env, WORKER_URL: AMQP_URL, WORKER_TOPIC: topic, WORKER_HOST: host });
+function spawnWorker(topic: string, host: string, url = AMQP_URL): Promise<ChildProcess> {
+  return spawnReady(`worker ${host}`, process.execPath, [WORKER], { ...process.env, WORKER_URL: url, WORKER_TOPIC: topic, WORKER_HOST: host });
 }
 
 const stopWorker = (child: ChildProcess) => stopProcess(child, 10_000);
@@ -74,7 +74,8 @@ describe('RabbitMQ across processes', function () {
   });
 
   it('fails a call early when its server dies and the call-monitor heartbeats stop', async () => {
-    const victim = await spawnWorker(topic, 'doomed');
+    // Killed, it cannot delete its fanout queue: let the broker expire it 1 s after.
+    const victim = await spawnWorker(topic, 'doomed', `${AMQP_URL}${AMQP_URL.includes('?') ? '&' : '?'}rabbit_transient_queues_ttl=1`);
     try {
       const t0 = Date.now();
       const call = client.call(topic, { method: 'sleep', args: { ms: 20_000 } }, { server: 'doomed', heartbeat: 2, timeout: 30_000 }).catch((e: unknown) => e);
