@@ -834,29 +834,103 @@ const ACTIVE = 0;
 const CANCELLED = 1;
 const CLOSED = 2;
 
-class AmqpSubscription implements Subscription {
-  private state = ACTIVE;
-  private ch: Channel | null = null;
-  private tags: string[] = [];
+/**
+ * A consumer whose channel can die under it (connection lost, queue deleted, channel
+ * closed by the broker): it opens a new channel and runs `setup()` again, under the
+ * same queue names, with backoff, until that works or the consumer is stopped.
+ */
+abstract class RecoveringConsumer {
+  protected ch: Channel | null = null;
+  /** Until start() returns, failures go to its caller rather than to the log. */
+  protected started = false;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
-  /** Until start() returns, failures go to its caller rather than to the log. */
-  private started = false;
+
+  constructor(
+    protected readonly t: AmqpTransport,
+    protected readonly label: string,
+  ) {}
+
+  /** False once cancelled or closed: no more channels, no more retries. */
+  protected abstract get active(): boolean;
+
+  /** Declare and consume on a channel from `openChannel()`. */
+  protected abstract setup(): Promise<void>;
+
+  /** A new channel that reports its own death, or null if we stopped meanwhile. */
+  protected async openChannel(): Promise<Channel | null> {
+    const conn = this.t.conn;
+    const ch = await conn.openChannel(() => conn.model.createChannel());
+    if (!this.active) {
+      await ch.close().catch(noop);
+      return null;
+    }
+    this.ch = ch;
+    ch.on('error', (err: Error) => {
+      if (this.active && this.started) this.t.logger.warn(`${this.label}: RabbitMQ closed the channel: ${err.message}`);
+    });
+    ch.on('close', () => this.channelClosed(ch));
+    return ch;
+  }
+
+  protected channelClosed(ch: Channel): void {
+    if (this.ch !== ch) return;
+    this.ch = null;
+    if (this.active) this.retry();
+  }
+
+  private retry(): void {
+    if (this.timer !== null || !this.active) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.active) return;
+      this.setup().then(
+        () => {
+          if (this.ch !== null) this.t.logger.info(`${this.label}: consuming again`);
+          this.failures = 0;
+        },
+        (err: Error) => {
+          if (!this.active) return;
+          this.failures++;
+          this.t.logger.warn(`${this.label}: could not consume again (attempt ${this.failures}): ${err.message}`);
+          const ch = this.ch;
+          if (ch !== null) {
+            this.ch = null;
+            ch.close().catch(noop);
+          }
+          this.retry();
+        },
+      );
+    }, retryDelay(this.failures));
+  }
+
+  protected stopRetrying(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+class AmqpSubscription extends RecoveringConsumer implements Subscription {
+  private state = ACTIVE;
+  private tags: string[] = [];
   private closing: Promise<void> | null = null;
   private readonly fanoutExchange: string;
   /** Generated once: a reconnect re-declares the same queue, as oslo does. */
   private readonly fanoutQueue: string;
-  private readonly label: string;
 
   constructor(
-    private readonly t: AmqpTransport,
+    t: AmqpTransport,
     private readonly target: SubscribeTarget,
     private readonly prefetch: number,
     private readonly onDelivery: (delivery: Delivery) => void,
   ) {
+    super(t, `subscription to topic "${target.topic}" (server "${target.server}", exchange "${target.exchange}")`);
     this.fanoutExchange = `${target.topic}_fanout`;
     this.fanoutQueue = `${target.topic}_fanout_${uuidHex()}`;
-    this.label = `subscription to topic "${target.topic}" (server "${target.server}", exchange "${target.exchange}")`;
+  }
+
+  protected get active(): boolean {
+    return this.state === ACTIVE;
   }
 
   async start(): Promise<void> {
@@ -902,18 +976,9 @@ class AmqpSubscription implements Subscription {
     return this.closing;
   }
 
-  private async setup(): Promise<void> {
-    const conn = this.t.conn;
-    const ch = await conn.openChannel(() => conn.model.createChannel());
-    if (this.state !== ACTIVE) {
-      await ch.close().catch(noop);
-      return;
-    }
-    this.ch = ch;
-    ch.on('error', (err: Error) => {
-      if (this.state === ACTIVE && this.started) this.t.logger.warn(`${this.label}: RabbitMQ closed the channel: ${err.message}`);
-    });
-    ch.on('close', () => this.channelClosed(ch));
+  protected async setup(): Promise<void> {
+    const ch = await this.openChannel();
+    if (ch === null) return;
 
     const { exchange, topic, server } = this.target;
     const hostQueue = `${topic}.${server}`;
@@ -963,41 +1028,9 @@ class AmqpSubscription implements Subscription {
     ch.close().catch(noop); // channelClosed() takes it from there
   }
 
-  private channelClosed(ch: Channel): void {
-    if (this.ch !== ch) return;
-    this.ch = null;
-    this.tags = [];
-    if (this.state === ACTIVE) this.retry();
-  }
-
-  private retry(): void {
-    if (this.timer !== null || this.state !== ACTIVE) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (this.state !== ACTIVE) return;
-      this.setup().then(
-        () => {
-          if (this.ch !== null) this.t.logger.info(`${this.label}: consuming again`);
-          this.failures = 0;
-        },
-        (err: Error) => {
-          if (this.state !== ACTIVE) return;
-          this.failures++;
-          this.t.logger.warn(`${this.label}: could not consume again (attempt ${this.failures}): ${err.message}`);
-          const ch = this.ch;
-          if (ch !== null) {
-            this.ch = null;
-            ch.close().catch(noop);
-          }
-          this.retry();
-        },
-      );
-    }, retryDelay(this.failures));
-  }
-
-  private stopRetrying(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+  protected override channelClosed(ch: Channel): void {
+    if (this.ch === ch) this.tags = [];
+    super.channelClosed(ch);
   }
 }
 
@@ -1007,18 +1040,21 @@ class AmqpSubscription implements Subscription {
  * who could use a reply, and if it dies its replies are worthless) while costing one
  * frame per reply and a prefetch window that would throttle replies under load.
  */
-class ReplyConsumer {
-  readonly name = `reply_${uuidHex()}`;
-  private ch: Channel | null = null;
+class ReplyConsumer extends RecoveringConsumer {
+  readonly name: string;
   private closed = false;
-  private timer: NodeJS.Timeout | null = null;
-  private failures = 0;
-  private started = false;
+  private readonly onReply: (body: Buffer) => void;
 
-  constructor(
-    private readonly t: AmqpTransport,
-    private readonly onReply: (body: Buffer) => void,
-  ) {}
+  constructor(t: AmqpTransport, onReply: (body: Buffer) => void) {
+    const name = `reply_${uuidHex()}`;
+    super(t, `reply queue ${name}`);
+    this.name = name;
+    this.onReply = onReply;
+  }
+
+  protected get active(): boolean {
+    return !this.closed;
+  }
 
   async start(): Promise<void> {
     try {
@@ -1033,8 +1069,7 @@ class ReplyConsumer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.stopRetrying();
     const ch = this.ch;
     this.ch = null;
     if (ch !== null) await ch.close().catch(noop);
@@ -1042,22 +1077,9 @@ class ReplyConsumer {
     await this.t.conn.cleanup(`delete reply queue ${this.name}`, (c) => c.deleteQueue(this.name), this.t.logger);
   }
 
-  private async setup(): Promise<void> {
-    const conn = this.t.conn;
-    const ch = await conn.openChannel(() => conn.model.createChannel());
-    if (this.closed) {
-      await ch.close().catch(noop);
-      return;
-    }
-    this.ch = ch;
-    ch.on('error', (err: Error) => {
-      if (!this.closed && this.started) this.t.logger.warn(`reply queue ${this.name}: RabbitMQ closed the channel: ${err.message}`);
-    });
-    ch.on('close', () => {
-      if (this.ch !== ch) return;
-      this.ch = null;
-      if (!this.closed) this.retry();
-    });
+  protected async setup(): Promise<void> {
+    const ch = await this.openChannel();
+    if (ch === null) return;
     await ch.assertQueue(this.name, this.t.flags.transientQueue);
     await ch.consume(
       this.name,
@@ -1070,34 +1092,10 @@ class ReplyConsumer {
         try {
           this.onReply(msg.content);
         } catch (err) {
-          this.t.logger.error(`reply queue ${this.name}: the reply handler threw: ${err instanceof Error ? err.message : String(err)}`);
+          this.t.logger.error(`${this.label}: the reply handler threw: ${err instanceof Error ? err.message : String(err)}`);
         }
       },
       { noAck: true },
     );
-  }
-
-  private retry(): void {
-    if (this.timer !== null || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (this.closed) return;
-      this.setup().then(
-        () => {
-          this.failures = 0;
-        },
-        (err: Error) => {
-          if (this.closed) return;
-          this.failures++;
-          this.t.logger.warn(`reply queue ${this.name}: could not consume again (attempt ${this.failures}): ${err.message}`);
-          const ch = this.ch;
-          if (ch !== null) {
-            this.ch = null;
-            ch.close().catch(noop);
-          }
-          this.retry();
-        },
-      );
-    }, retryDelay(this.failures));
   }
 }
