@@ -179,7 +179,7 @@ class TopicServer {
       }
       await this.sendReply(replyQ, msgId, toPlain(result), null);
     } catch (err) {
-      await this.sendReply(replyQ, msgId, null, failureText(toWire(err)), true, req.stream ? -1 : undefined);
+      await this.sendReply(replyQ, msgId, null, failureText(toWire(err)));
     } finally {
       stopHeartbeat();
     }
