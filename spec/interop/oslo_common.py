@@ -82,13 +82,10 @@ def amqp_connect(conf, url):
     return conn
 
 
-def delete_queues(conf, url, names, if_unused=False, log=None):
-    """Delete queues by name with a separate py-amqp connection.
-
-    Each delete runs on its own channel, because a refused delete (404 not
-    found, 406 in use when if_unused=True) closes the channel.
-    Returns {name: "deleted (N messages)" | "<error text>"}.
-    """
+def _delete_each(conf, url, kind, names, delete, log):
+    """Run delete(channel, name) for each name, each on its own channel,
+    because a refused delete (404 not found, 406 in use) closes the channel.
+    Returns {name: outcome}."""
     import amqp
     out = {}
     names = [n for n in names if n]
@@ -99,10 +96,7 @@ def delete_queues(conf, url, names, if_unused=False, log=None):
         for name in names:
             ch = conn.channel()
             try:
-                # RabbitMQ (3.10) answers delete-ok with 0 for a missing
-                # queue too, so "not found" is rarely seen.
-                n = ch.queue_delete(name, if_unused=if_unused)
-                out[name] = 'deleted or absent (%s messages)' % n
+                out[name] = delete(ch, name)
             except amqp.exceptions.NotFound:
                 out[name] = 'not found'
             except amqp.exceptions.AMQPError as e:
@@ -117,18 +111,29 @@ def delete_queues(conf, url, names, if_unused=False, log=None):
         conn.close()
     if log:
         for name, what in out.items():
-            log.info('queue %s: %s', name, what)
+            log.info('%s %s: %s', kind, name, what)
     return out
+
+
+def delete_queues(conf, url, names, if_unused=False, log=None):
+    """Delete queues by name with a separate py-amqp connection.
+    Returns {name: "deleted or absent (N messages)" | "<error text>"}."""
+    # RabbitMQ (3.10) answers delete-ok with 0 for a missing queue too, so
+    # "not found" is rarely seen.
+    return _delete_each(
+        conf, url, 'queue', names,
+        lambda ch, name: 'deleted or absent (%s messages)'
+        % ch.queue_delete(name, if_unused=if_unused), log)
 
 
 def delete_exchanges(conf, url, names, if_unused=True, log=None):
     """Delete exchanges by name (if_unused=True by default: an exchange that
     still has bindings is kept)."""
-    import amqp
-    out = {}
-    names = [n for n in names if n]
-    if not names:
-        return out
+    def delete(ch, name):
+        # RabbitMQ answers delete-ok also for a missing exchange.
+        ch.exchange_delete(name, if_unused=if_unused)
+        return 'deleted (or absent)'
+    return _delete_each(conf, url, 'exchange', names, delete, log)
     conn = amqp_connect(conf, url)
     try:
         for name in names:
