@@ -41,11 +41,12 @@ const DEFAULT_EXCHANGE = 'openstack';
 
 /** Host the services and return the running app. */
 export async function start(options: StartOptions = {}): Promise<App> {
-  const exchange = checkExchange(options.exchange);
+  // Every option is checked before anything connects, so bad input leaks nothing.
+  const settings = clientSettings(options);
+  const { exchange, logger } = settings;
   const host = options.host ?? hostname();
   if (typeof host !== 'string' || !/^[\w.:-]+$/.test(host)) throw new TypeError(`host must be a non-empty name of letters, digits, '_', '-', '.', ':'; got ${JSON.stringify(host)}`);
   const endpoints = explore(options.services, exchange);
-  const logger = options.logger ?? consoleLogger();
   const transport = await openTransport(options.url ?? 'memory://', { logger });
   const server = new RpcServer(transport, endpoints, { host, logger });
   try {
@@ -54,7 +55,7 @@ export async function start(options: StartOptions = {}): Promise<App> {
     await transport.close();
     throw err;
   }
-  const client = new RpcClient(transport, clientSettings(options, exchange, logger));
+  const client = new RpcClient(transport, settings);
   let stopped: Promise<void> | undefined;
   return {
     host,
@@ -69,16 +70,15 @@ export async function start(options: StartOptions = {}): Promise<App> {
 
 /** A client-only connection: no services, just proxies and the functional API. */
 export async function createClient(options: ClientOptions = {}): Promise<RpcClient> {
-  const exchange = checkExchange(options.exchange);
-  const logger = options.logger ?? consoleLogger();
-  const transport = await openTransport(options.url ?? 'memory://', { logger });
-  return new RpcClient(transport, clientSettings(options, exchange, logger));
+  const settings = clientSettings(options);
+  const transport = await openTransport(options.url ?? 'memory://', { logger: settings.logger });
+  return new RpcClient(transport, settings);
 }
 
-function clientSettings(options: ClientOptions, exchange: string, logger: Logger) {
+function clientSettings(options: ClientOptions): { exchange: string; timeout: number; logger: Logger } {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   if (!(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_TIMER_MS)) throw new TypeError(`timeout must be a number of ms between 1 and ${MAX_TIMER_MS}, got ${String(timeout)}`);
-  return { exchange, timeout, logger };
+  return { exchange: checkExchange(options.exchange), timeout, logger: options.logger ?? consoleLogger() };
 }
 
 function checkExchange(exchange: string | undefined): string {

@@ -63,6 +63,25 @@ describe('start()', () => {
     expect((await createClient({ url: 'memory://x' }).catch((e: Error) => e) as Error).message).to.match(/memory:\/\/ takes no host/);
   });
 
+  it('checks every option before it starts serving: a bad timeout leaves nothing running', async () => {
+    const topic = uniqueName('badopt');
+    @RpcService(topic)
+    class Svc {
+      @RpcMethod() ping(): string {
+        return 'pong';
+      }
+    }
+    const err = await start({ services: [Svc], timeout: -1 }).catch((e: Error) => e);
+    expect((err as Error).message).to.match(/timeout must be a number of ms/);
+    const client = await createClient({});
+    try {
+      const call = await client.call(topic, { method: 'ping' }).catch((e: Error) => e);
+      expect(call).to.be.instanceOf(Error).and.have.property('name', 'UndeliverableError');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('start({ services: [] }) is a client-only app', async () => {
     const app = await start({ services: [] });
     await app.stop();
